@@ -42,10 +42,12 @@ def create_run_directory(dataset: str, run_name: str, root: Optional[Union[str, 
     """Create a new run folder; raise ``FileExistsError`` if one with content exists.
 
     An existing run is never overwritten: pick another ``run_name`` or delete
-    the old folder yourself.
+    the old folder yourself. A folder holding only ``.ipynb`` files counts as
+    new, because papermill writes the executed notebook there before the
+    notebook creates the run.
     """
     path = run_directory(dataset, run_name, root)
-    if path.exists() and any(path.iterdir()):
+    if path.exists() and any(entry.suffix != ".ipynb" for entry in path.iterdir()):
         raise FileExistsError(
             f"run folder {path} already exists and is not empty; choose another run_name "
             f"(for example -p run_name {run_name}-2) or delete the folder"
