@@ -103,4 +103,31 @@ class DatasetSplits:
             "query_per_class": self.query.class_counts().tolist(),
             "database_per_class": self.database.class_counts().tolist(),
             "manifest_sha256": self.manifest_hash(),
+            **self._extra_counts(),
         }
+
+    def _extra_counts(self) -> Dict[str, int]:
+        """Return the loader's data-quality counts, for loaders that record them in ``extra``."""
+        counts = {}
+        if "skipped_images" in self.extra:
+            counts["num_skipped_images"] = len(self.extra["skipped_images"])
+        if "overlap_count" in self.extra:
+            counts["overlap_count"] = int(self.extra["overlap_count"])
+        return counts
+
+    def summary_line(self) -> str:
+        """Return a one-line summary for logs: split sizes, classes, images per class and manifest hash."""
+        line = f"{self.dataset}: {len(self.query)} query / {len(self.database)} database images, {self.num_classes} classes"
+        if self.num_classes:
+            database_counts = self.database.class_counts()
+            query_counts = self.query.class_counts()
+            line += (
+                f" ({database_counts.min()}-{database_counts.max()} database and "
+                f"{query_counts.min()}-{query_counts.max()} query images per class)"
+            )
+        counts = self._extra_counts()
+        if counts.get("num_skipped_images"):
+            line += f", {counts['num_skipped_images']} unreadable images skipped"
+        if counts.get("overlap_count"):
+            line += f", {counts['overlap_count']} images in both splits"
+        return line + f", manifest sha256 {self.manifest_hash()[:16]}"
