@@ -10,7 +10,8 @@ An item ``i`` comes no later than ``j`` in index order exactly when ``s_i <= s_j
 ``s`` steps up right after each relevant item. So ``#{i <= j : d_i = d}`` is a prefix sum over
 ``s`` of a 2-D histogram of ``(d_i, s_i)``. One pass of ``torch.bincount`` over the
 distance matrix gives the exact, index-stable ranks of all relevant items without sorting
-the database. The histogram has (k + 1) * (R + 1) bins per query, so when a query has so
+the database. Distances come from XOR and popcount of codes packed into 64-bit words
+(``numpy.bitwise_count``, numpy >= 2.0), or from a matrix product with older numpy. The histogram has (k + 1) * (R + 1) bins per query, so when a query has so
 many relevant items R that it would outgrow the distance row, the engine falls back to a
 stable sort of the distances, which yields the same ranks.
 """
@@ -20,6 +21,7 @@ from __future__ import annotations
 import dataclasses
 from typing import Iterator, Optional
 
+import numpy as np
 import torch
 
 from ._inputs import iter_relevance_groups
@@ -33,8 +35,11 @@ DEFAULT_BLOCK_ELEMENTS = 1 << 20
 # distance rows.
 _MAX_HISTOGRAM_ROWS = 4
 
-# float32 represents every multiple of 0.5 below 2**23 exactly.
-_FLOAT32_EXACT_LIMIT = 1 << 23
+# Histogram keys are int32.
+_MAX_KEY = (1 << 31) - 1
+
+# numpy.bitwise_count exists from numpy 2.0. Tests set this to False to cover the fallback.
+USE_POPCOUNT = hasattr(np, "bitwise_count")
 
 
 @dataclasses.dataclass
@@ -48,7 +53,7 @@ class QueryBlock:
         relevant_distances: (B, R) int64, Hamming distance of each relevant item, in the
             order of ``relevant_index``.
         relevant_ranks: (B, R) int64, 1-based ranks of the relevant items in the ranking
-            with ties broken by database index, sorted ascending per row; None when the
+            with ties broken by database index, sorted ascending per row. None when the
             caller did not request ranks.
     """
 
@@ -63,10 +68,69 @@ class QueryBlock:
         return int(self.relevant_index.numel())
 
 
-def _hamming_from_dot(dot: torch.Tensor, code_length: int) -> torch.Tensor:
-    # For codes in {-1, +1} the dot product is an integer of the same parity as k, so
-    # (k - dot) / 2 is an exact integer in float32 for any realistic code length.
+def hamming_from_dot(dot: torch.Tensor, code_length: int) -> torch.Tensor:
+    """Return int64 Hamming distances from dot products of {-1, +1} codes."""
+    # The dot product is an integer of the same parity as k, so (k - dot) / 2 is exact.
     return ((code_length - dot) * 0.5).to(torch.int64)
+
+
+def _pack_words(codes: torch.Tensor) -> np.ndarray:
+    """Pack (N, k) {-1, +1} codes into uint64 words (W, N), W = ceil(k / 64), zero padding bits."""
+    bits = codes.numpy() > 0
+    num_words = (bits.shape[1] + 63) // 64
+    padded = np.zeros((bits.shape[0], num_words * 64), dtype=bool)
+    padded[:, : bits.shape[1]] = bits
+    words = np.packbits(padded, axis=1, bitorder="little").view(np.uint64)
+    return np.ascontiguousarray(words.T)
+
+
+class HammingKernel:
+    """Hamming distances from query blocks to a fixed database.
+
+    ``distances(queries)`` returns a (B, Nd) integer tensor: uint8 for k <= 64 and int16
+    otherwise with popcount, int32 with the matrix product. With popcount the tensor is
+    a view of a buffer that the next call overwrites.
+    """
+
+    def __init__(self, database_codes: torch.Tensor, use_popcount: Optional[bool] = None):
+        self.code_length = database_codes.shape[1]
+        self.num_database = database_codes.shape[0]
+        self.use_popcount = USE_POPCOUNT if use_popcount is None else use_popcount
+        if self.use_popcount:
+            self.database_words = _pack_words(database_codes)
+            self.xor_buffer = np.empty(0, dtype=np.uint64)
+            self.count_buffer = np.empty(0, dtype=np.uint8)
+            self.sum_buffer = np.empty(0, dtype=np.int16)
+        else:
+            self.database_t = database_codes.t()
+
+    def _buffer(self, name: str, rows: int) -> np.ndarray:
+        buffer = getattr(self, name)
+        if buffer.size < rows * self.num_database:
+            buffer = np.empty(rows * self.num_database, dtype=buffer.dtype)
+            setattr(self, name, buffer)
+        return buffer[: rows * self.num_database].reshape(rows, self.num_database)
+
+    def distances(self, queries: torch.Tensor) -> torch.Tensor:
+        rows = queries.shape[0]
+        if not self.use_popcount:
+            return hamming_from_dot(queries @ self.database_t, self.code_length).to(torch.int32)
+
+        query_words = _pack_words(queries)
+        xor = self._buffer("xor_buffer", rows)
+        counts = self._buffer("count_buffer", rows)
+        num_words = self.database_words.shape[0]
+        if num_words == 1:
+            np.bitwise_xor(query_words[0][:, None], self.database_words[0][None, :], out=xor)
+            np.bitwise_count(xor, out=counts)
+            return torch.from_numpy(counts)
+        total = self._buffer("sum_buffer", rows)
+        total.fill(0)
+        for word in range(num_words):
+            np.bitwise_xor(query_words[word][:, None], self.database_words[word][None, :], out=xor)
+            np.bitwise_count(xor, out=counts)
+            np.add(total, counts, out=total, casting="unsafe")
+        return torch.from_numpy(total)
 
 
 def _block_size(num_queries: int, row_elements: int, block_elements: int) -> int:
@@ -87,74 +151,67 @@ def iter_query_blocks(
     Inputs must already be validated: codes are float32 (N, k) in {-1, +1}, labels are
     int64 (N,) class ids or bool (N, C) multi-hot rows. ``strategy`` is "auto",
     "count" (histogram, no sort) or "sort" (stable sort of each distance row). Both give
-    identical ranks, and "auto" picks "count" unless its histogram would be too large.
-    Memory stays near ``block_elements`` int64 values per live temporary.
+    identical ranks, and "auto" picks "count" unless its histogram would be larger than
+    ``_MAX_HISTOGRAM_ROWS`` distance rows. Each temporary has about ``block_elements``
+    elements, except that one query's histogram is never split.
     """
     if strategy not in ("auto", "count", "sort"):
         raise ValueError(f"strategy must be 'auto', 'count' or 'sort', got {strategy!r}")
     num_database, code_length = database_codes.shape
     num_buckets = code_length + 1
-    database_t = database_codes.t()
+    kernel = HammingKernel(database_codes)
 
     for group_query_index, relevant_mask in iter_relevance_groups(query_labels, database_labels):
         relevant_index = torch.nonzero(relevant_mask).flatten()
         num_relevant = relevant_index.numel()
-        relevant_codes_t = database_codes[relevant_index].t()
 
         num_s_bins = num_relevant + 1
-        histogram_size = num_buckets * num_s_bins
         use_count = with_ranks and (
-            strategy == "count" or (strategy == "auto" and histogram_size <= _MAX_HISTOGRAM_ROWS * num_database)
+            strategy == "count"
+            or (strategy == "auto" and num_buckets * num_s_bins <= _MAX_HISTOGRAM_ROWS * num_database)
         )
-        if use_count:
-            row_elements = max(num_database, histogram_size)
-        else:
-            row_elements = num_database
+        if not use_count:
+            # Without ranks only the bucket sizes are needed: a histogram with one s bin.
             num_s_bins = 1
-            histogram_size = num_buckets
-        block = _block_size(group_query_index.numel(), row_elements, block_elements)
+        histogram_size = num_buckets * num_s_bins
+        block = _block_size(group_query_index.numel(), max(num_database, histogram_size), block_elements)
+        block = max(1, min(block, _MAX_KEY // histogram_size))
 
-        if use_count or not with_ranks:
-            # s_i = number of relevant items with index below i (0 everywhere when ranks are
-            # not needed). key = b * (k + 1) * S + d * S + s, computed inside addmm as
-            # base - (S / 2) * dot because d * S = (k - dot) * S / 2. Every term is a
-            # multiple of 0.5 below the float exactness limit, so the keys are exact.
-            relevant_before = torch.cumsum(relevant_mask, 0) - relevant_mask.to(torch.int64)
-            if not use_count:
-                relevant_before.zero_()
-            exact_dtype = torch.float32 if block * histogram_size < _FLOAT32_EXACT_LIMIT else torch.float64
-            row_offsets = torch.arange(block, dtype=torch.int64) * histogram_size
-            base_full = (row_offsets[:, None] + relevant_before[None, :] + code_length * num_s_bins / 2).to(exact_dtype)
-            database_t_exact = database_t.to(exact_dtype)
+        # key = b * (k + 1) * S + d * S + s, where s_i = number of relevant items with index
+        # below i (0 everywhere without ranks), so base = b * (k + 1) * S + s.
+        if use_count:
+            relevant_before = torch.cumsum(relevant_mask, 0, dtype=torch.int32) - relevant_mask.to(torch.int32)
+        else:
+            relevant_before = torch.zeros(num_database, dtype=torch.int32)
+        row_offsets = torch.arange(block, dtype=torch.int32) * histogram_size
+        base = row_offsets[:, None] + relevant_before[None, :]
 
         for start in range(0, group_query_index.numel(), block):
             query_index = group_query_index[start : start + block]
             rows = query_index.numel()
-            queries = query_codes[query_index]
-            relevant_distances = _hamming_from_dot(queries @ relevant_codes_t, code_length)
+            distances = kernel.distances(query_codes[query_index])
+            relevant_distances = distances[:, relevant_index].to(torch.int64)
 
             if use_count or not with_ranks:
-                keys = torch.addmm(
-                    base_full[:rows], queries.to(exact_dtype), database_t_exact, alpha=-num_s_bins / 2
-                ).to(torch.int64)
+                keys = torch.add(base[:rows], distances, alpha=num_s_bins)
                 histogram = torch.bincount(keys.view(-1), minlength=rows * histogram_size)
                 histogram = histogram.view(rows, num_buckets, num_s_bins)
                 del keys
+                relevant_ranks = None
                 if use_count:
                     prefix = torch.cumsum(histogram, dim=2)
                     bucket_sizes = prefix[:, :, -1].contiguous()
-                else:
-                    bucket_sizes = histogram[:, :, 0].contiguous()
-                relevant_ranks = None
-                if use_count:
                     items_closer = torch.cumsum(bucket_sizes, dim=1) - bucket_sizes
+                    # prefix[b, d, s_j] counts the items at distance d with index <= j.
                     s_of_relevant = torch.arange(num_relevant, dtype=torch.int64)
                     flat_index = relevant_distances * num_s_bins + s_of_relevant
                     same_distance_up_to_j = prefix.view(rows, -1).gather(1, flat_index)
                     relevant_ranks = items_closer.gather(1, relevant_distances) + same_distance_up_to_j
                     relevant_ranks = torch.sort(relevant_ranks, dim=1).values
+                else:
+                    bucket_sizes = histogram[:, :, 0].contiguous()
             else:
-                distances = _hamming_from_dot(queries @ database_t, code_length)
+                distances = distances.to(torch.int64)
                 offsets = torch.arange(rows, dtype=torch.int64)[:, None] * num_buckets
                 bucket_sizes = torch.bincount((distances + offsets).view(-1), minlength=rows * num_buckets)
                 bucket_sizes = bucket_sizes.view(rows, num_buckets)

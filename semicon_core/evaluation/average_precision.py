@@ -17,33 +17,18 @@ Shared conventions of this module:
 from __future__ import annotations
 
 import logging
-from typing import Dict, Optional, Sequence
+from typing import Dict, List, Optional, Sequence
 
 import numpy as np
 import torch
 
-from ._inputs import check_retrieval_inputs, check_topk, check_topk_list
-from ._ranking import iter_query_blocks
+from ._inputs import as_labels, check_retrieval_inputs, check_topk, check_topk_list
+from ._collect import collect_per_query
 
 logger = logging.getLogger(__name__)
 
 
-def _average_precision_of_ranks(relevant_ranks: torch.Tensor, topk: Optional[int]) -> torch.Tensor:
-    """Return AP (B,) float64 from the sorted 1-based ranks (B, R) of each query's relevant items."""
-    rows, num_relevant = relevant_ranks.shape
-    if num_relevant == 0:
-        return torch.zeros(rows, dtype=torch.float64)
-    # The i-th smallest rank belongs to the i-th relevant item of the ranking.
-    precision = torch.arange(1, num_relevant + 1, dtype=torch.float64) / relevant_ranks.to(torch.float64)
-    if topk is None:
-        return precision.mean(dim=1)
-    found = relevant_ranks <= topk
-    num_found = found.sum(dim=1)
-    precision_sum = (precision * found).sum(dim=1)
-    return torch.where(num_found > 0, precision_sum / num_found.clamp(min=1), torch.zeros_like(precision_sum))
-
-
-def _warn_queries_without_relevant(num_without: int, num_queries: int) -> None:
+def warn_queries_without_relevant(num_without: int, num_queries: int) -> None:
     if num_without:
         logger.warning(
             "%d of %d queries have no relevant database item; their AP counts as 0 in the mean, "
@@ -70,23 +55,16 @@ def average_precision_table(
         topk_list: cut-offs, each a positive int or None for the whole ranking.
 
     Returns:
-        float64 array (Nq, len(topk_list)); column t contains AP@topk_list[t]. Ties are
+        float64 array (Nq, len(topk_list)), where column t contains AP@topk_list[t]. Ties are
         broken by database index. A query with no relevant item has AP 0 (logged as a warning).
     """
     query, database, q_labels, d_labels = check_retrieval_inputs(
         query_codes, database_codes, query_labels, database_labels
     )
     cutoffs = check_topk_list(topk_list)
-    table = torch.zeros(query.shape[0], len(cutoffs), dtype=torch.float64)
-    num_without = 0
-    with torch.no_grad():
-        for block in iter_query_blocks(query, database, q_labels, d_labels, with_ranks=True):
-            if block.num_relevant == 0:
-                num_without += block.query_index.numel()
-            for column, topk in enumerate(cutoffs):
-                table[block.query_index, column] = _average_precision_of_ranks(block.relevant_ranks, topk)
-    _warn_queries_without_relevant(num_without, query.shape[0])
-    return table.numpy()
+    results = collect_per_query(query, database, q_labels, d_labels, topk_list=cutoffs)
+    warn_queries_without_relevant(int((results.num_relevant == 0).sum()), query.shape[0])
+    return results.average_precision.numpy()
 
 
 def average_precision(
@@ -140,3 +118,84 @@ def mean_average_precision_at_k(
     cutoffs = check_topk_list(topk_list)
     table = average_precision_table(query_codes, database_codes, query_labels, database_labels, cutoffs)
     return {topk: float(table[:, column].mean()) for column, topk in enumerate(cutoffs)}
+
+
+def average_precision_per_class(
+    query_codes,
+    database_codes,
+    query_labels,
+    database_labels,
+    topk: Optional[int] = None,
+    num_classes: Optional[int] = None,
+) -> np.ndarray:
+    """Compute the mean AP of the queries of each class.
+
+    Shapes, encodings and tie policy are those of :func:`mean_average_precision`. With
+    multi-hot labels a query counts towards every class it carries.
+
+    Args:
+        num_classes: length C of the result. Defaults to max class id + 1 for class ids and
+            to the number of columns for one-hot labels.
+
+    Returns:
+        float64 array (C,). A class without any query has no AP and is NaN, with a warning.
+    """
+    per_query = average_precision(query_codes, database_codes, query_labels, database_labels, topk)
+    labels = as_labels(query_labels, "query_labels")
+    if labels.dim() == 1:
+        inferred = int(labels.max()) + 1
+        membership = torch.zeros(labels.shape[0], max(inferred, num_classes or 0), dtype=torch.float64)
+        membership[torch.arange(labels.shape[0]), labels] = 1.0
+    else:
+        membership = labels.to(torch.float64)
+        inferred = membership.shape[1]
+    if num_classes is None:
+        num_classes = inferred
+    elif isinstance(num_classes, bool) or not isinstance(num_classes, int) or num_classes < inferred:
+        raise ValueError(f"num_classes must be an int >= {inferred} (the classes present in query_labels), got {num_classes!r}")
+    membership = membership[:, :num_classes]
+
+    queries_per_class = membership.sum(dim=0)
+    ap_sum = membership.t() @ torch.from_numpy(per_query)
+    class_ap = torch.full((num_classes,), float("nan"), dtype=torch.float64)
+    has_queries = queries_per_class > 0
+    class_ap[has_queries] = ap_sum[has_queries] / queries_per_class[has_queries]
+    num_empty = int((~has_queries).sum())
+    if num_empty:
+        logger.warning("%d of %d classes have no query; their per-class AP is NaN", num_empty, num_classes)
+    return class_ap.numpy()
+
+
+def worst_classes(
+    class_ap, count: int = 10, class_names: Optional[Sequence[str]] = None
+) -> List[Dict[str, object]]:
+    """List the ``count`` classes with the lowest AP, lowest first.
+
+    Args:
+        class_ap: (C,) array from :func:`average_precision_per_class`. NaN entries
+            (classes without queries) are skipped.
+        count: number of classes to return at most.
+        class_names: optional C names, in class id order.
+
+    Returns:
+        list of dicts with keys ``class_id`` (int), ``class_name`` (str or None) and
+        ``ap`` (float). Equal APs keep class id order.
+    """
+    values = np.asarray(class_ap, dtype=np.float64)
+    if values.ndim != 1:
+        raise ValueError(f"class_ap must have shape (C,), got {values.shape}")
+    if isinstance(count, bool) or not isinstance(count, int) or count < 1:
+        raise ValueError(f"count must be a positive int, got {count!r}")
+    if class_names is not None and len(class_names) != values.shape[0]:
+        raise ValueError(f"class_names must have {values.shape[0]} entries to match class_ap, got {len(class_names)}")
+
+    valid = np.flatnonzero(~np.isnan(values))
+    ordered = valid[np.argsort(values[valid], kind="stable")][:count]
+    return [
+        {
+            "class_id": int(class_id),
+            "class_name": None if class_names is None else str(class_names[class_id]),
+            "ap": float(values[class_id]),
+        }
+        for class_id in ordered
+    ]
