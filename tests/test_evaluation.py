@@ -148,7 +148,11 @@ def test_ranking_strategies_give_brute_force_ranks(strategy):
             seen.append(query_index)
             ranking = brute_ranking(distances[query_index])
             expected = sorted(position for position, j in enumerate(ranking, start=1) if relevance[query_index, j])
-            assert block.relevant_ranks[row].tolist() == expected
+            ranks = block.relevant_ranks[row].tolist()
+            positions = block.relevant_positions[row].tolist()
+            assert sorted(ranks) == expected
+            for rank, position in zip(ranks, positions):
+                assert position == expected.index(rank) + 1
             expected_sizes = np.bincount(distances[query_index], minlength=6)
             assert block.bucket_sizes[row].tolist() == expected_sizes.tolist()
     assert sorted(seen) == list(range(9))

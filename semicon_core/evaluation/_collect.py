@@ -80,7 +80,7 @@ def collect_per_query(
 
             for column, topk in enumerate(topk_list):
                 results.average_precision[rows, column] = _per_query.average_precision_of_ranks(
-                    block.relevant_ranks, topk
+                    block.relevant_ranks, block.relevant_positions, topk
                 )
             if ks:
                 results.relevant_found_at_k[rows] = _per_query.relevant_found_at_k(block.relevant_ranks, ks)

@@ -13,8 +13,10 @@ import torch
 from ._ranking import QueryBlock
 
 
-def average_precision_of_ranks(relevant_ranks: torch.Tensor, cutoff: Union[None, int, torch.Tensor]) -> torch.Tensor:
-    """Return AP (B,) float64 from the sorted 1-based ranks (B, R) of each query's relevant items.
+def average_precision_of_ranks(
+    relevant_ranks: torch.Tensor, relevant_positions: torch.Tensor, cutoff: Union[None, int, torch.Tensor]
+) -> torch.Tensor:
+    """Return AP (B,) float64 from the aligned ranks and positions (B, R) of a QueryBlock.
 
     ``cutoff`` is None (whole ranking), an int, or an int64 tensor (B,) of per-query
     cut-offs. A query with no relevant item within its cut-off gets AP 0.
@@ -23,8 +25,7 @@ def average_precision_of_ranks(relevant_ranks: torch.Tensor, cutoff: Union[None,
     if num_relevant == 0:
         return torch.zeros(rows, dtype=torch.float64)
 
-    # The i-th smallest rank belongs to the i-th relevant item of the ranking.
-    precision = torch.arange(1, num_relevant + 1, dtype=torch.float64) / relevant_ranks.to(torch.float64)
+    precision = relevant_positions.to(torch.float64) / relevant_ranks.to(torch.float64)
     if cutoff is None:
         return precision.mean(dim=1)
 
@@ -39,8 +40,9 @@ def average_precision_of_ranks(relevant_ranks: torch.Tensor, cutoff: Union[None,
 
 def relevant_found_at_k(relevant_ranks: torch.Tensor, ks: Sequence[int]) -> torch.Tensor:
     """Return int64 (B, len(ks)): the number of relevant items among the first k of the ranking."""
+    sorted_ranks = torch.sort(relevant_ranks, dim=1).values
     cutoffs = torch.tensor(list(ks), dtype=torch.int64).expand(relevant_ranks.shape[0], -1).contiguous()
-    return torch.searchsorted(relevant_ranks.contiguous(), cutoffs, right=True)
+    return torch.searchsorted(sorted_ranks, cutoffs, right=True)
 
 
 def relevant_bucket_sizes(block: QueryBlock) -> torch.Tensor:
@@ -120,5 +122,5 @@ def average_precision_within_radius(block: QueryBlock, radius: int) -> torch.Ten
     """Return AP (B,) over the items within Hamming distance ``radius``, ties by database index."""
     radius = min(radius, block.bucket_sizes.shape[1] - 1)
     retrieved = torch.cumsum(block.bucket_sizes, dim=1)[:, radius]
-    return average_precision_of_ranks(block.relevant_ranks, retrieved)
+    return average_precision_of_ranks(block.relevant_ranks, block.relevant_positions, retrieved)
 

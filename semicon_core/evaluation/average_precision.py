@@ -142,18 +142,20 @@ def average_precision_per_class(
     """
     per_query = average_precision(query_codes, database_codes, query_labels, database_labels, topk)
     labels = as_labels(query_labels, "query_labels")
-    if labels.dim() == 1:
-        inferred = int(labels.max()) + 1
-        membership = torch.zeros(labels.shape[0], max(inferred, num_classes or 0), dtype=torch.float64)
-        membership[torch.arange(labels.shape[0]), labels] = 1.0
-    else:
-        membership = labels.to(torch.float64)
-        inferred = membership.shape[1]
+    inferred = int(labels.max()) + 1 if labels.dim() == 1 else labels.shape[1]
     if num_classes is None:
         num_classes = inferred
     elif isinstance(num_classes, bool) or not isinstance(num_classes, int) or num_classes < inferred:
-        raise ValueError(f"num_classes must be an int >= {inferred} (the classes present in query_labels), got {num_classes!r}")
-    membership = membership[:, :num_classes]
+        raise ValueError(
+            f"num_classes must be an int >= {inferred} (the classes present in query_labels), got {num_classes!r}"
+        )
+
+    # membership[q, c] = 1 when query q carries class c.
+    membership = torch.zeros(labels.shape[0], num_classes, dtype=torch.float64)
+    if labels.dim() == 1:
+        membership[torch.arange(labels.shape[0]), labels] = 1.0
+    else:
+        membership[:, :inferred] = labels.to(torch.float64)
 
     queries_per_class = membership.sum(dim=0)
     ap_sum = membership.t() @ torch.from_numpy(per_query)

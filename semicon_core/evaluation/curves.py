@@ -13,7 +13,7 @@ import numpy as np
 import torch
 
 from ._collect import PerQueryResults, collect_per_query
-from ._inputs import check_retrieval_inputs, check_topk
+from ._inputs import check_retrieval_inputs
 
 logger = logging.getLogger(__name__)
 
@@ -21,12 +21,12 @@ _AVERAGES = ("query", "micro")
 
 
 def _check_ks(ks: Sequence[int]) -> tuple:
-    if isinstance(ks, (int, np.integer)) or ks is None:
-        raise ValueError(f"ks must be a sequence of positive ints, got {ks!r}")
-    values = tuple(check_topk(k, "ks") for k in ks)
-    if not values or any(value is None for value in values):
+    if isinstance(ks, (int, np.integer)) or ks is None or len(ks) == 0:
         raise ValueError(f"ks must be a non-empty sequence of positive ints, got {ks!r}")
-    return values
+    for k in ks:
+        if isinstance(k, bool) or not isinstance(k, (int, np.integer)) or k < 1:
+            raise ValueError(f"ks must contain positive ints only, got {k!r} in {ks!r}")
+    return tuple(int(k) for k in ks)
 
 
 def _check_radius(radius: int) -> int:
