@@ -3,10 +3,10 @@
 Random {-1, +1} codes and uniformly random class labels at the query/database sizes of
 CUB-200-2011, NABirds and Food-101. The loop is the usual implementation: for each query,
 compute its Hamming distances, argsort them (stable, so ties follow database index like
-the package does) and average precision at the relevant positions. At large sizes the
-loop runs on the first ``--loop-queries`` queries only and its time is extrapolated
-linearly to all queries; the table marks such rows with ``*``. Both mAPs are compared on
-that same subset.
+the package does) and average precision at the relevant positions. When Nq exceeds
+``--loop-queries``, the loop runs on that many first queries only and its time is
+extrapolated linearly to all queries. The table marks such rows with ``*``, and both
+mAPs are compared on that same subset.
 
 Usage: python benchmarks/bench_map.py [--bits 12 48] [--loop-queries 1000] [--threads N]
 

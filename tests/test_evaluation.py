@@ -311,7 +311,7 @@ def average_precision_of_order(order, relevant_row) -> float:
 
 
 def exhaustive_tie_aware(distances_row, relevant_row):
-    """Enumerate every ordering consistent with the distances; each is equally likely under random tie order."""
+    """Enumerate every ordering consistent with the distances, because each is equally likely under random tie order."""
     import itertools
 
     values = [
@@ -456,31 +456,36 @@ def test_precision_by_radius_is_nan_when_nothing_retrieved():
     assert result["precision"][3] == pytest.approx(0.5)
 
 
-def test_hamming_radius_metrics_match_brute_force(caplog):
+@pytest.mark.parametrize("radius", [1, 2, 20])
+def test_hamming_radius_metrics_match_brute_force(caplog, radius):
+    # With 8-bit codes, radius 1 leaves two queries with an empty retrieval, radius 2 none,
+    # and radius 20 exceeds the code length, so it retrieves the whole database.
     problem = random_problem(11, code_length=8)
     retrieved, hits, num_relevant = brute_radius_curves(problem)
-    distances = brute_distances(problem[0], problem[1])
-    relevance = brute_relevance(problem[2], problem[3])
+    column = min(radius, 8)
     with caplog.at_level(logging.WARNING, logger="semicon_core.evaluation"):
-        result = evaluation.hamming_radius_metrics(*problem, radius=2)
+        result = evaluation.hamming_radius_metrics(*problem, radius=radius)
 
-    retrieving = retrieved[:, 2] > 0
-    expected_ap = [
-        brute_average_precision(problem[0][i : i + 1], problem[1], problem[2][i : i + 1], problem[3], topk=int(retrieved[i, 2]))[0]
-        if retrieved[i, 2]
-        else 0.0
-        for i in range(13)
-    ]
-    assert result["radius"] == 2
-    assert result["precision"] == pytest.approx((hits[retrieving, 2] / retrieved[retrieving, 2]).mean(), abs=1e-12)
+    retrieving = retrieved[:, column] > 0
     with_relevant = num_relevant > 0
-    assert result["recall"] == pytest.approx((hits[with_relevant, 2] / num_relevant[with_relevant]).mean(), abs=1e-12)
+    expected_ap = []
+    for i in range(13):
+        if retrieved[i, column]:
+            single_query = (problem[0][i : i + 1], problem[1], problem[2][i : i + 1], problem[3])
+            expected_ap.append(brute_average_precision(*single_query, topk=int(retrieved[i, column]))[0])
+        else:
+            expected_ap.append(0.0)
+    expected_precision = (hits[retrieving, column] / retrieved[retrieving, column]).mean()
+    expected_recall = (hits[with_relevant, column] / num_relevant[with_relevant]).mean()
+
+    assert result["radius"] == radius
+    assert result["precision"] == pytest.approx(expected_precision, abs=1e-12)
+    assert result["recall"] == pytest.approx(expected_recall, abs=1e-12)
     assert result["map"] == pytest.approx(np.mean(expected_ap), abs=1e-12)
     assert result["num_queries_retrieving"] == int(retrieving.sum())
     assert result["num_queries"] == 13
-    assert distances.shape == relevance.shape
-    if not retrieving.all():
-        assert "retrieve no item within Hamming radius 2" in caplog.text
+    warned = f"retrieve no item within Hamming radius {radius}" in caplog.text
+    assert warned == (not retrieving.all())
 
 
 @pytest.mark.parametrize("radius", [-1, 1.5, None])

@@ -48,7 +48,7 @@ def collect_per_query(
     """Run the counting engine once and fill the requested per-query values.
 
     Inputs must already be validated (see ``_inputs.check_retrieval_inputs``). Ranks are
-    computed only when a cut-off list, ``ks`` or ``radius`` asks for them.
+    computed only when a cut-off list, ``ks`` or ``radius`` needs them.
     """
     num_query = query.shape[0]
     num_database, code_length = database.shape

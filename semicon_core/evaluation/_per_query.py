@@ -58,10 +58,11 @@ def tie_aware_average_precision(block: QueryBlock, harmonic: torch.Tensor) -> to
 
     Items at the same Hamming distance form a tie group; only the order inside each group
     is random, uniformly over its permutations. Consider a group of n items, m of them
-    relevant, after N items of which M are relevant. A relevant item lands at position p
-    (1..n) of the group with probability m / n, and then the other m - 1 relevant items
-    fill the p - 1 earlier positions with hypergeometric mean (p - 1)(m - 1)/(n - 1). Its
-    rank N + p is fixed given p, so the expected sum of precisions of the group is::
+    relevant, after N items of which M are relevant. Position p (1..n) of the group holds
+    a relevant item with probability m / n. Given that, the number of the other m - 1
+    relevant items among the p - 1 earlier positions is hypergeometric with mean
+    (p - 1)(m - 1)/(n - 1). The rank N + p is fixed given p, so the expected sum of
+    precisions of the group is::
 
         sum_p (m / n) * (M + 1 + (p - 1)(m - 1)/(n - 1)) / (N + p)
           = (m / n) * [(M + 1) * dH + (m - 1)/(n - 1) * (n - (N + 1) * dH)]

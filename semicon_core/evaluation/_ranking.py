@@ -6,14 +6,17 @@ The ranking orders the database by Hamming distance and breaks ties by database 
     rank(j) = #{i : d_i < d} + #{i <= j : d_i = d}
 
 For the second term, let ``s_i`` be the number of relevant items with index below ``i``.
-An item ``i`` comes no later than ``j`` in index order exactly when ``s_i <= s_j``, because
-``s`` steps up right after each relevant item. So ``#{i <= j : d_i = d}`` is a prefix sum over
-``s`` of a 2-D histogram of ``(d_i, s_i)``. One pass of ``torch.bincount`` over the
-distance matrix gives the exact, index-stable ranks of all relevant items without sorting
-the database. Distances come from XOR and popcount of codes packed into 64-bit words
-(``numpy.bitwise_count``, numpy >= 2.0), or from a matrix product with older numpy. The histogram has (k + 1) * (R + 1) bins per query, so when a query has so
-many relevant items R that it would outgrow the distance row, the engine falls back to a
-stable sort of the distances, which yields the same ranks.
+For a relevant ``j``, an item ``i`` comes no later than ``j`` in index order exactly when
+``s_i <= s_j``, because ``s`` steps up right after each relevant item. So
+``#{i <= j : d_i = d}`` is a prefix sum over ``s`` of a 2-D histogram of ``(d_i, s_i)``.
+One pass of ``torch.bincount`` over the distance matrix gives the exact, index-stable ranks
+of all relevant items without sorting the database.
+
+Distances come from XOR and popcount of codes packed into 64-bit words
+(``numpy.bitwise_count``, numpy >= 2.0), or from a matrix product with older numpy. The
+histogram has (k + 1) * (R + 1) bins per query. When a query has so many relevant items R
+that the histogram would outgrow the distance row, the engine falls back to a stable sort
+of the distances, which yields the same ranks.
 """
 
 from __future__ import annotations

@@ -53,10 +53,14 @@ def precision_recall_at_k(
         ks: positive cut-offs. A cut-off above Nd retrieves the whole database.
 
     Returns:
-        dict with ``k`` (int64 (K,)), ``precision`` (float64 (K,), relevant found divided
-        by min(k, Nd), averaged over all queries), ``recall`` (float64 (K,), relevant found
-        divided by the query's relevant count, averaged over the queries that have a
-        relevant item; NaN when none has) and ``num_queries_with_relevant`` (int).
+        dict with keys
+
+        - ``k``: int64 (K,), the cut-offs;
+        - ``precision``: float64 (K,), relevant items found divided by min(k, Nd),
+          averaged over all queries;
+        - ``recall``: float64 (K,), relevant items found divided by the query's relevant
+          count, averaged over the queries that have a relevant item (NaN when none has);
+        - ``num_queries_with_relevant``: int.
     """
     query, database, q_labels, d_labels = check_retrieval_inputs(
         query_codes, database_codes, query_labels, database_labels
@@ -107,11 +111,16 @@ def precision_recall_by_radius(
             item. "micro" divides totals summed over all queries instead.
 
     Returns:
-        dict with ``radius`` (int64 (k + 1,)), ``precision`` and ``recall`` (float64
-        (k + 1,), NaN where undefined: no query retrieves anything, or none has a relevant
-        item), ``num_queries_retrieving`` (int64 (k + 1,), queries with at least one item
-        within r), ``num_queries_with_relevant`` (int) and ``average``. Ties do not matter
-        here because a radius keeps all items at equal distance.
+        dict with keys
+
+        - ``radius``: int64 (k + 1,), the radii 0..k;
+        - ``precision`` and ``recall``: float64 (k + 1,). An entry is NaN when it is
+          undefined, because no query retrieves anything or none has a relevant item;
+        - ``num_queries_retrieving``: int64 (k + 1,), queries with at least one item within r;
+        - ``num_queries_with_relevant``: int;
+        - ``average``: the averaging used.
+
+        Ties do not matter here, because a radius keeps all items at equal distance.
     """
     if average not in _AVERAGES:
         raise ValueError(f"average must be one of {_AVERAGES}, got {average!r}")

@@ -61,7 +61,9 @@ def evaluate_retrieval(
     )
     cutoffs = check_topk_list(topk_list)
     if any(topk is None for topk in cutoffs):
-        raise ValueError(f"topk_list must contain positive ints only (mAP over the whole ranking is always reported), got {topk_list!r}")
+        raise ValueError(
+            f"topk_list must contain positive ints only, got {topk_list!r}; mAP over the whole ranking is always reported"
+        )
     radius = _check_radius(radius)
 
     results = collect_per_query(
