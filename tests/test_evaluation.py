@@ -242,10 +242,10 @@ def test_map_auto_strategy_falls_back_to_sort():
 
 
 @pytest.mark.parametrize("use_popcount", [True, False])
-@pytest.mark.parametrize("code_length", [6, 64, 70, 130])
+@pytest.mark.parametrize("code_length", [6, 12, 30, 64, 70, 130])
 def test_map_distance_kernels(monkeypatch, use_popcount, code_length):
-    # Covers one and several 64-bit words, and the matrix-product kernel used without
-    # numpy.bitwise_count.
+    # Covers 8-, 16-, 32- and 64-bit words, several words per code, and the
+    # matrix-product kernel used without numpy.bitwise_count.
     if use_popcount and not hasattr(np, "bitwise_count"):
         pytest.skip("numpy.bitwise_count needs numpy >= 2.0")
     monkeypatch.setattr("semicon_core.evaluation._ranking.USE_POPCOUNT", use_popcount)

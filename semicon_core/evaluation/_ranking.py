@@ -85,13 +85,22 @@ def hamming_from_dot(dot: torch.Tensor, code_length: int) -> torch.Tensor:
     return ((code_length - dot) * 0.5).to(torch.int64)
 
 
-def _pack_words(codes: torch.Tensor) -> np.ndarray:
-    """Pack (N, k) {-1, +1} codes into uint64 words (W, N), W = ceil(k / 64), zero padding bits."""
+def _word_dtype(code_length: int) -> np.dtype:
+    """Return the narrowest unsigned type that holds one code, or uint64 for k > 64."""
+    for dtype in (np.uint8, np.uint16, np.uint32):
+        if code_length <= 8 * np.dtype(dtype).itemsize:
+            return np.dtype(dtype)
+    return np.dtype(np.uint64)
+
+
+def _pack_words(codes: torch.Tensor, word_dtype: np.dtype) -> np.ndarray:
+    """Pack (N, k) {-1, +1} codes into words (W, N) of ``word_dtype``, with zero padding bits."""
     bits = codes.numpy() > 0
-    num_words = (bits.shape[1] + 63) // 64
-    padded = np.zeros((bits.shape[0], num_words * 64), dtype=bool)
+    word_bits = 8 * word_dtype.itemsize
+    num_words = (bits.shape[1] + word_bits - 1) // word_bits
+    padded = np.zeros((bits.shape[0], num_words * word_bits), dtype=bool)
     padded[:, : bits.shape[1]] = bits
-    words = np.packbits(padded, axis=1, bitorder="little").view(np.uint64)
+    words = np.packbits(padded, axis=1, bitorder="little").view(word_dtype)
     return np.ascontiguousarray(words.T)
 
 
@@ -100,7 +109,8 @@ class HammingKernel:
 
     ``distances(queries)`` returns a (B, Nd) integer tensor: uint8 for k <= 64 and int16
     otherwise with popcount, int32 with the matrix product. With popcount the tensor is
-    a view of a buffer that the next call overwrites.
+    a view of a buffer that the next call overwrites. Codes of up to 8, 16 or 32 bits use
+    words of that width, which cuts the memory traffic of the XOR step for short codes.
     """
 
     def __init__(self, database_codes: torch.Tensor, use_popcount: Optional[bool] = None):
@@ -108,8 +118,9 @@ class HammingKernel:
         self.num_database = database_codes.shape[0]
         self.use_popcount = USE_POPCOUNT if use_popcount is None else use_popcount
         if self.use_popcount:
-            self.database_words = _pack_words(database_codes)
-            self.xor_buffer = np.empty(0, dtype=np.uint64)
+            self.word_dtype = _word_dtype(self.code_length)
+            self.database_words = _pack_words(database_codes, self.word_dtype)
+            self.xor_buffer = np.empty(0, dtype=self.word_dtype)
             self.count_buffer = np.empty(0, dtype=np.uint8)
             self.sum_buffer = np.empty(0, dtype=np.int16)
         else:
@@ -127,7 +138,7 @@ class HammingKernel:
         if not self.use_popcount:
             return hamming_from_dot(queries @ self.database_t, self.code_length).to(torch.int32)
 
-        query_words = _pack_words(queries)
+        query_words = _pack_words(queries, self.word_dtype)
         xor = self._buffer("xor_buffer", rows)
         counts = self._buffer("count_buffer", rows)
         num_words = self.database_words.shape[0]
