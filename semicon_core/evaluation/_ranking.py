@@ -29,10 +29,11 @@ import torch
 
 from ._inputs import iter_relevance_groups
 
-# Elements of the (B, Nd) distance block processed at once. On a 2-core AMD EPYC, blocks of
-# about a million elements ran several times faster per element than blocks of 5 million,
-# whose temporaries no longer fit the CPU cache and need fresh pages on every allocation.
-DEFAULT_BLOCK_ELEMENTS = 1 << 20
+# Elements of the (B, Nd) distance block processed at once. Measured with
+# benchmarks/bench_map.py shapes on a 2-core AMD EPYC (one thread, 75,750 database items),
+# blocks of 2**18 to 2**19 elements were fastest and 2**22 took about 30 % longer, since
+# smaller temporaries and histograms stay in the CPU cache.
+DEFAULT_BLOCK_ELEMENTS = 1 << 19
 
 # Use the sort fallback when the (d, s) histogram of one query is larger than this many
 # distance rows.

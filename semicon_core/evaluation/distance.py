@@ -38,7 +38,7 @@ def iter_hamming_distance(
     """Yield ``(start, distances)`` for consecutive blocks of queries.
 
     ``distances`` is an int32 tensor (B, Nd) for queries ``start`` to ``start + B - 1``.
-    ``block_size`` defaults to about a million distances per block.
+    ``block_size`` defaults to about half a million distances per block.
     """
     query = as_codes(query_codes, "query_codes")
     database = as_codes(database_codes, "database_codes")
