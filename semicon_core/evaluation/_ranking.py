@@ -87,7 +87,7 @@ def hamming_from_dot(dot: torch.Tensor, code_length: int) -> torch.Tensor:
 
 
 def _word_dtype(code_length: int) -> np.dtype:
-    """Return the narrowest unsigned type that holds one code, or uint64 for k > 64."""
+    """Return the narrowest unsigned type that fits one code, or uint64 for k > 64."""
     for dtype in (np.uint8, np.uint16, np.uint32):
         if code_length <= 8 * np.dtype(dtype).itemsize:
             return np.dtype(dtype)
