@@ -5,7 +5,10 @@ SEMICON release (PyTorch, CPU, float32) from float16-rounded weights and inputs.
 """
 
 import math
+import os
 import re
+import subprocess
+import sys
 from pathlib import Path
 from typing import Dict
 
@@ -443,6 +446,68 @@ def test_pretrained_weights_name_reads_hub_cache(tmp_path):
     assert cache_file == tmp_path / "checkpoints" / "resnet18-f37072fd.pth"
     assert torch.equal(model.backbone.layer1[0].conv1.weight, state_dict["layer1.0.conv1.weight"])
     assert layer4_block_equals(model.local_refine.blocks[0], state_dict, 0)
+
+
+OFFLINE_DOWNLOAD_SCRIPT = """
+import os, socket, sys, threading, urllib.request
+
+import torch
+
+# A loopback proxy that closes every connection simulates a machine without internet.
+server = socket.socket()
+server.bind(("127.0.0.1", 0))
+server.listen(5)
+
+
+def close_connections():
+    while True:
+        connection, _ = server.accept()
+        connection.close()
+
+
+threading.Thread(target=close_connections, daemon=True).start()
+proxy = f"http://127.0.0.1:{server.getsockname()[1]}"
+for name in ("https_proxy", "HTTPS_PROXY", "http_proxy", "HTTP_PROXY"):
+    os.environ[name] = proxy
+for name in ("no_proxy", "NO_PROXY"):
+    os.environ.pop(name, None)
+# Refuse to run unless urllib would send the request to the loopback proxy.
+if urllib.request.getproxies().get("https") != proxy or urllib.request.proxy_bypass("download.pytorch.org"):
+    sys.exit(3)
+
+torch.hub.set_dir(sys.argv[1])
+from semicon_core.models import build_model
+
+try:
+    build_model("semicon", 12, backbone="resnet18")
+except RuntimeError as error:
+    print(error)
+    sys.exit(0)
+sys.exit(4)
+"""
+
+
+def test_pretrained_download_failure_explains_fix(tmp_path):
+    script = tmp_path / "offline_download.py"
+    script.write_text(OFFLINE_DOWNLOAD_SCRIPT)
+    hub_dir = tmp_path / "hub"
+    repository = Path(__file__).resolve().parent.parent
+    environment = {**os.environ, "PYTHONPATH": os.pathsep.join([str(repository), os.environ.get("PYTHONPATH", "")])}
+
+    completed = subprocess.run(
+        [sys.executable, str(script), str(hub_dir)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env=environment,
+    )
+
+    assert completed.returncode == 0, completed.stderr
+    message = completed.stdout
+    assert "'resnet18-f37072fd.pth'" in message
+    assert repr(str(hub_dir / "checkpoints")) in message
+    assert "pretrained=<path" in message
+    assert "pretrained='none'" in message
 
 
 # ---------------------------------------------------------------- baseline
