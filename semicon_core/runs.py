@@ -86,7 +86,7 @@ def environment_info() -> Dict[str, str]:
     return {
         "semicon_core": __version__,
         "python": platform.python_version(),
-        "torch": torch.__version__,
+        "torch": str(torch.__version__),  # torch.load(weights_only=True) rejects TorchVersion
         "torchvision": torchvision.__version__,
         "numpy": numpy.__version__,
         "platform": platform.platform(),
