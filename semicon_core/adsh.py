@@ -1,7 +1,7 @@
 """Asymmetric deep supervised hashing (ADSH): soft similarity, loss and the DCC code update.
 
-The database codes ``B`` are free variables learned next to the network;
-query-side outputs ``u = net(x)`` of a sampled subset are pulled towards the
+The database codes ``B`` are free variables learned next to the network.
+The outputs ``u = net(x)`` of a sampled subset are pulled towards the
 similarity structure of the whole database. Notation: ``k`` code length,
 ``N`` database size, ``m`` sampled images, ``b`` batch size.
 """
@@ -70,7 +70,7 @@ def adsh_loss(
         sample_codes: (b, k) float rows of ``B`` for the batch images.
         gamma: weight of the quantization term.
 
-    Both terms are divided by ``b * N`` and multiplied by ``12 / k``; the
+    Both terms are divided by ``b * N`` and multiplied by ``12 / k``. The
     ``12 / k`` factor comes from the authors' release and keeps the loss scale
     comparable across code lengths. Returns ``loss``, ``hash_loss`` and
     ``quantization_loss`` (0-dim tensors; ``loss`` carries the gradient).
@@ -107,7 +107,7 @@ def dcc_update(
     Returns:
         (N, k) float new codes in {-1, +1}. Bit ``j`` is
         ``sign(Q_j - B_{not j} U_{not j}^T U_j)`` with ``Q = (k S)^T U + gamma U_bar``,
-        where ``U_bar`` holds ``U`` at the sampled rows and zeros elsewhere, and
+        where ``U_bar`` contains ``U`` at the sampled rows and zeros elsewhere, and
         bits already updated in this pass are used for the later ones.
     """
     codes = database_codes.clone()

@@ -1,9 +1,9 @@
 """ADSH training of one code length: sample, train epochs, update codes by DCC, evaluate.
 
-The loop follows the authors' release: for each outer iteration, ``m``
-database images are sampled, the network is trained on them for ``max_epoch``
-epochs against the learned database codes ``B``, then ``B`` is updated by one
-DCC pass and the query set is evaluated against ``B``.
+The loop follows the authors' release. Each outer iteration samples ``m``
+database images and trains the network on them for ``max_epoch`` epochs
+against the learned database codes ``B``. One DCC pass then updates ``B``,
+and the query set is evaluated against ``B``.
 """
 
 from __future__ import annotations
@@ -108,7 +108,7 @@ def build_optimizer(params: TrainParams, model: torch.nn.Module) -> torch.optim.
 
 @dataclass
 class CodeLengthResult:
-    """What training one code length produced."""
+    """Outcome of training one code length: per-iteration records and the final codes."""
 
     code_length: int
     iterations: List[Dict[str, Any]] = field(default_factory=list)
@@ -178,7 +178,7 @@ def train_code_length(
 
     if len(np.unique(database.labels)) < 2:
         raise ValueError(
-            f"the database split of {splits.dataset} holds a single class; ADSH needs at least two "
+            f"the database split of {splits.dataset} contains a single class; ADSH needs at least two "
             "classes, because the soft similarity is undefined when every pair is similar"
         )
     num_samples = params.num_samples
