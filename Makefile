@@ -8,7 +8,7 @@ RUN_NAME ?= demo-$(shell date +%Y%m%d-%H%M%S)
 DEMO_DIR := outputs/typefaces/$(RUN_NAME)
 PYTEST_ARGS ?=
 
-.PHONY: demo test install install-dev lab clean-venv
+.PHONY: demo test evaluate attention browser-check install install-dev lab clean-venv
 
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -32,6 +32,20 @@ demo: $(VENV)/.installed
 
 test: $(VENV)/.installed-dev
 	$(PY) -m pytest $(PYTEST_ARGS)
+
+# Evaluate and visualise an existing run: make evaluate RUN_NAME=demo-20261204-210000
+evaluate: $(VENV)/.installed
+	$(VENV)/bin/papermill notebooks/evaluate.ipynb $(DEMO_DIR)/evaluate.ipynb \
+		-p dataset typefaces -p run_name $(RUN_NAME) -p progress text --log-output
+
+attention: $(VENV)/.installed
+	$(VENV)/bin/papermill notebooks/attention.ipynb $(DEMO_DIR)/attention.ipynb \
+		-p run_dir $(DEMO_DIR) --log-output
+
+# Needs Debian's chromium (apt-get install chromium); never runs `playwright install`.
+browser-check: $(VENV)/.installed-dev
+	$(PY) -m pip install -e ".[lab,browser]"
+	$(PY) -m pytest -m browser tests/browser
 
 lab: $(VENV)/.installed
 	$(PY) -m pip install -e ".[lab]"

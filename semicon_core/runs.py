@@ -61,6 +61,7 @@ def write_json(path: Union[str, Path], payload: Any) -> None:
     path = Path(path)
     handle, temporary = tempfile.mkstemp(prefix=path.name, dir=path.parent)
     try:
+        os.chmod(temporary, 0o644)  # mkstemp creates 0600; run records are meant to be shared
         with os.fdopen(handle, "w") as stream:
             json.dump(payload, stream, indent=2, allow_nan=True)
             stream.write("\n")
