@@ -85,7 +85,8 @@ class TrainingRun:
         write_json(self.directory / "data_summary.json", summary)
         skipped = self.splits.extra.get("skipped_images")
         if skipped:
-            (self.directory / "skipped_images.txt").write_text("\n".join(map(str, skipped)) + "\n")
+            # One record per dropped file: split, path and the read error.
+            write_json(self.directory / "skipped_images.json", list(skipped))
         self.metrics["data"] = {key: summary[key] for key in
                                 ("root", "num_classes", "num_query", "num_database", "manifest_sha256")}
         self.metrics["timings"]["data_seconds"] = time.perf_counter() - start

@@ -73,3 +73,33 @@ def test_cuda_request_without_gpu():
     with pytest.raises(RuntimeError, match="no GPU"):
         select_device("cuda")
     assert select_device("auto").type == "cpu"
+
+
+def test_run_records_skipped_images(tmp_path):
+    import json
+
+    from PIL import Image
+
+    from semicon_core.experiment import TrainingRun
+
+    root = tmp_path / "images"
+    for split in ("train", "test"):
+        for name in ("a", "b"):
+            folder = root / split / name
+            folder.mkdir(parents=True)
+            for index in range(2):
+                Image.new("RGB", (16, 16), (index * 90, 30, 60)).save(folder / f"{index}.png")
+    broken = root / "train" / "a" / "0.png"
+    broken.write_bytes(broken.read_bytes()[:20])
+
+    params = resolve_params("folder", {**TINY_TRAINING, "root": str(root),
+                                       "data_options": {"verify_images": "full", "skip_bad_images": True}})
+    run = TrainingRun(params, run_name="skipped", outputs_dir=tmp_path / "outputs", progress="none")
+    splits = run.load_data()
+
+    assert len(splits.database) == 3
+    records = json.loads((run.directory / "skipped_images.json").read_text())
+    assert [record["path"] for record in records] == [str(broken)]
+    summary = json.loads((run.directory / "data_summary.json").read_text())
+    assert summary["num_database"] == 3
+    assert len(summary["manifest_sha256"]) == 64
