@@ -229,10 +229,10 @@ def train_code_length(
                     terms["loss"].backward()
                     optimizer.step()
                     for name in totals:
-                        totals[name] += float(terms[name])
+                        totals[name] += float(terms[name].detach())
                     batches += 1
                     inner.update(1)
-                    inner.set_postfix(loss=f"{float(terms['loss']):.3f}", refresh=False)
+                    inner.set_postfix(loss=f"{float(terms['loss'].detach()):.3f}", refresh=False)
             inner.close()
 
             codes = dcc_update(codes, sample_outputs, sample_index_device, similarity, params.gamma)

@@ -37,28 +37,33 @@ def typefaces_root(tmp_path_factory):
     return root
 
 
-@pytest.fixture(scope="session")
-def tiny_run(tmp_path_factory, typefaces_root):
-    """A finished tiny training run executed through the train notebook; returns its folder."""
+def run_train_notebook(outputs, dataset, run_name, **parameters):
+    """Execute notebooks/train.ipynb with papermill into ``outputs/<dataset>/<run_name>``; return that folder."""
     import papermill
 
-    outputs = tmp_path_factory.mktemp("outputs")
-    run_dir = outputs / "typefaces" / "tiny"
+    run_dir = outputs / dataset / run_name
     run_dir.mkdir(parents=True)
     papermill.execute_notebook(
         str(REPOSITORY / "notebooks" / "train.ipynb"),
         str(run_dir / "train.ipynb"),
         parameters={
-            "dataset": "typefaces",
-            "root": str(typefaces_root),
-            "run_name": "tiny",
+            "dataset": dataset,
+            "run_name": run_name,
             "outputs_dir": str(outputs),
             "progress": "text",
-            "data_options": TINY_TYPEFACES,
-            **TINY_TRAINING,
+            **parameters,
         },
         kernel_name="python3",
         cwd=str(outputs),
         progress_bar=False,
     )
     return run_dir
+
+
+@pytest.fixture(scope="session")
+def tiny_run(tmp_path_factory, typefaces_root):
+    """A finished tiny training run executed through the train notebook; returns its folder."""
+    outputs = tmp_path_factory.mktemp("outputs")
+    return run_train_notebook(
+        outputs, "typefaces", "tiny", root=str(typefaces_root), data_options=TINY_TYPEFACES, **TINY_TRAINING,
+    )

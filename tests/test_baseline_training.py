@@ -1,18 +1,16 @@
 """The ADSH baseline trained by the train notebook on a generic image-folder dataset."""
 
 import json
-from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
 from PIL import Image
+from conftest import TINY_TRAINING, run_train_notebook
 
 from semicon_core.evaluation import mean_average_precision
 from semicon_core.models import build_model
 from semicon_core.runs import load_checkpoint
-
-REPOSITORY = Path(__file__).resolve().parent.parent
 
 CLASSES = ("anemone", "bluebell", "crocus")
 TRAIN_PER_CLASS = 4
@@ -46,42 +44,15 @@ def folder_root(tmp_path_factory):
 @pytest.fixture(scope="module")
 def baseline_run(tmp_path_factory, folder_root):
     """Execute the train notebook with arch baseline; return the run folder."""
-    import papermill
-
     outputs = tmp_path_factory.mktemp("baseline-outputs")
-    run_dir = outputs / "folder" / "baseline"
-    run_dir.mkdir(parents=True)
-    papermill.execute_notebook(
-        str(REPOSITORY / "notebooks" / "train.ipynb"),
-        str(run_dir / "train.ipynb"),
-        parameters={
-            "dataset": "folder",
-            "root": str(folder_root),
-            "run_name": "baseline",
-            "outputs_dir": str(outputs),
-            "progress": "text",
-            "arch": "baseline",
-            "backbone": "resnet18",
-            "pretrained": "none",
-            "image_size": 32,
-            "code_lengths": [CODE_LENGTH],
-            "max_iter": 2,
-            "max_epoch": 1,
-            "num_samples": 12,
-            "batch_size": 4,
-            "eval_batch_size": 16,
-            "optimizer": "Adam",
-            "lr": 1e-3,
-            "lr_step": [1],
-            "augmentation": "light",
-            "num_workers": 0,
-            "device": "cpu",
-        },
-        kernel_name="python3",
-        cwd=str(outputs),
-        progress_bar=False,
-    )
-    return run_dir
+    settings = {
+        **TINY_TRAINING,
+        "code_lengths": [CODE_LENGTH],
+        "num_samples": 12,
+        "batch_size": 4,
+        "eval_batch_size": 16,
+    }
+    return run_train_notebook(outputs, "folder", "baseline", root=str(folder_root), arch="baseline", **settings)
 
 
 def test_baseline_metrics(baseline_run):
