@@ -14,7 +14,7 @@ from typing import Any, Dict, Optional, Union
 
 import torch
 
-from .data import DatasetSplits, build_splits
+from .data import DatasetSplits, available_datasets, build_splits
 from .params import TrainParams, save_params
 from .runs import (
     checkpoint_path,
@@ -50,6 +50,10 @@ class TrainingRun:
         outputs_dir: Optional[Union[str, Path]] = None,
         progress: str = "auto",
     ):
+        if params.dataset not in available_datasets():
+            raise ValueError(
+                f"unknown dataset {params.dataset!r}; valid names are {', '.join(available_datasets())}"
+            )
         self.params = params
         self.run_name = run_name or default_run_name()
         self.directory = create_run_directory(params.dataset, self.run_name, outputs_dir)
@@ -80,7 +84,12 @@ class TrainingRun:
     def load_data(self) -> DatasetSplits:
         """Build the dataset splits and write ``data_summary.json`` (and any skipped-image list)."""
         start = time.perf_counter()
-        self.splits = build_splits(self.params.dataset, self.params.root, **self.params.data_options)
+        try:
+            self.splits = build_splits(self.params.dataset, self.params.root, **self.params.data_options)
+        except Exception as error:
+            self.metrics["error"] = f"{type(error).__name__}: {error}"
+            self._finish("failed")
+            raise
         summary = self.splits.summary()
         write_json(self.directory / "data_summary.json", summary)
         skipped = self.splits.extra.get("skipped_images")

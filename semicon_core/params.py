@@ -109,6 +109,12 @@ def _coerce(name: str, value: Any, default: Any) -> Any:
     if name in ("code_lengths", "lr_step"):
         return _as_int_list(name, value)
     if name == "data_options":
+        if isinstance(value, str):
+            # papermill -p passes text; read it as YAML, e.g. "{image_size: 32, seed: 1}".
+            try:
+                value = yaml.safe_load(value) or {}
+            except yaml.YAMLError as error:
+                raise ValueError(f"parameter data_options: cannot read {value!r} as a YAML mapping: {error}") from None
         if not isinstance(value, Mapping):
             raise ValueError(f"parameter data_options: expected a mapping, got {value!r}")
         return dict(value)

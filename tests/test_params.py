@@ -68,3 +68,13 @@ def test_missing_file_uses_defaults(tmp_path, caplog):
     params = resolve_params("nothing-here", params_dir=tmp_path)
     assert params.max_iter == TrainParams().max_iter
     assert "no parameter file" in caplog.text
+
+
+def test_data_options_text_read_as_yaml(params_dir):
+    params = resolve_params("demo", {"data_options": "{image_size: 32, seed: 1}"}, params_dir=params_dir)
+    assert params.data_options == {"image_size": 32, "seed": 1}
+
+
+def test_data_options_text_not_mapping(params_dir):
+    with pytest.raises(ValueError, match="data_options"):
+        resolve_params("demo", {"data_options": "[1, 2]"}, params_dir=params_dir)

@@ -103,3 +103,26 @@ def test_run_records_skipped_images(tmp_path):
     summary = json.loads((run.directory / "data_summary.json").read_text())
     assert summary["num_database"] == 3
     assert len(summary["manifest_sha256"]) == 64
+
+
+def test_unknown_dataset_creates_no_folder(tmp_path):
+    from semicon_core.experiment import TrainingRun
+
+    params = resolve_params("nosuch", {**TINY_TRAINING})
+    with pytest.raises(ValueError, match="unknown dataset 'nosuch'"):
+        TrainingRun(params, run_name="never", outputs_dir=tmp_path)
+    assert not (tmp_path / "nosuch").exists()
+
+
+def test_failed_data_loading_marks_run(tmp_path):
+    import json
+
+    from semicon_core.experiment import TrainingRun
+
+    params = resolve_params("folder", {**TINY_TRAINING, "root": str(tmp_path / "missing")})
+    run = TrainingRun(params, run_name="broken", outputs_dir=tmp_path / "outputs", progress="none")
+    with pytest.raises(FileNotFoundError):
+        run.load_data()
+    metrics = json.loads((run.directory / "metrics.json").read_text())
+    assert metrics["status"] == "failed"
+    assert "missing" in metrics["error"]

@@ -39,7 +39,10 @@ def load_rgb(path: str) -> Image.Image:
                 return background
             return image.convert("RGB")
     except (OSError, SyntaxError, ValueError) as error:
-        raise OSError(f"cannot read image {path}: {error}") from error
+        raise OSError(
+            f"cannot read image {path}: {error}. To find every such file before training, set "
+            "data_options verify_images: full (add skip_bad_images: true to drop them)"
+        ) from error
 
 
 class ImageDataset(Dataset):
