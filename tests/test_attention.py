@@ -436,20 +436,6 @@ def test_notebook_writes_grid_and_statistics(linked_run):
     assert "AttentionExplorer(run=" in displayed
 
 
-def test_notebook_committed_without_outputs():
-    import nbformat
-
-    notebook = nbformat.read(REPOSITORY / "notebooks" / "attention.ipynb", as_version=4)
-    tagged = [cell for cell in notebook.cells if "parameters" in cell.metadata.get("tags", [])]
-    assert len(tagged) == 1
-    for name in ("run_dir", "code_length", "num_images", "split", "overlay_alpha", "image_indices", "progress"):
-        assert f"{name} = " in tagged[0].source
-    for cell in notebook.cells:
-        if cell.cell_type == "code":
-            assert cell.outputs == []
-            assert cell.execution_count is None
-
-
 def test_notebook_reports_baseline_clearly(baseline_run):
     import papermill
 

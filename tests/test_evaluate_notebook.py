@@ -164,16 +164,6 @@ def test_executed_notebook_prints_map(evaluated_run):
     assert "DOES NOT MATCH" not in text
 
 
-def test_committed_notebook_has_no_outputs():
-    notebook = nbformat.read(REPOSITORY / "notebooks" / "evaluate.ipynb", as_version=4)
-    tagged = [cell for cell in notebook.cells if "parameters" in cell.metadata.get("tags", [])]
-    assert len(tagged) == 1
-    for cell in notebook.cells:
-        if cell.cell_type == "code":
-            assert cell.outputs == []
-            assert cell.execution_count is None
-
-
 # evaluate_run on the tiny run, without the notebook -------------------------------------------
 
 

@@ -172,17 +172,6 @@ def test_explore_notebook(tmp_path, typefaces_root):
     assert "explored typefaces: 42 query / 84 database images, 21 classes, 0 overlapping, 0 unreadable" in text
 
 
-def test_explore_notebook_committed_without_outputs():
-    notebook = nbformat.read(REPOSITORY / "notebooks" / "explore.ipynb", as_version=4)
-    tagged = [cell for cell in notebook.cells if "parameters" in cell.metadata.get("tags", [])]
-    assert len(tagged) == 1
-    for name in ("dataset", "root", "data_options", "samples_per_class", "max_classes_in_grid", "scan", "outputs_dir"):
-        assert f"{name} = " in tagged[0].source
-    for cell in notebook.cells:
-        if cell.cell_type == "code":
-            assert cell.outputs == []
-
-
 def test_sample_grid_layout(typefaces_root):
     splits = build_splits("typefaces", typefaces_root, **TINY_TYPEFACES)
     with pytest.raises(ValueError, match="at least 1"):

@@ -6,6 +6,8 @@ except ModuleNotFoundError:  # Python 3.10
     import tomli as tomllib
 from pathlib import Path
 
+import nbformat
+import pytest
 import yaml
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -41,3 +43,30 @@ def test_params_files_load():
 def test_ci_runs_make_test():
     script = (ROOT / ".ci" / "run").read_text()
     assert "make test" in script
+
+
+NOTEBOOK_PARAMETERS = {
+    "train.ipynb": ("dataset", "root", "code_lengths", "run_name", "outputs_dir", "progress", "max_iter", "lr"),
+    "evaluate.ipynb": ("run_dir", "dataset", "run_name", "code_lengths", "topk", "tie_policy", "database_protocols"),
+    "attention.ipynb": ("run_dir", "code_length", "num_images", "split", "overlay_alpha", "image_indices", "progress"),
+    "explore.ipynb": ("dataset", "root", "data_options", "samples_per_class", "max_classes_in_grid", "scan",
+                      "outputs_dir"),
+}
+
+
+@pytest.mark.parametrize("name", sorted(NOTEBOOK_PARAMETERS))
+def test_notebook_committed_clean(name):
+    """Each notebook has one tagged parameters cell naming its parameters, and no stored outputs."""
+    notebook = nbformat.read(ROOT / "notebooks" / name, as_version=4)
+    tagged = [cell for cell in notebook.cells if "parameters" in cell.metadata.get("tags", [])]
+    assert len(tagged) == 1
+    for parameter in NOTEBOOK_PARAMETERS[name]:
+        assert f"{parameter} = " in tagged[0].source
+    for cell in notebook.cells:
+        if cell.cell_type == "code":
+            assert cell.outputs == []
+            assert cell.execution_count is None
+
+
+def test_every_notebook_checked():
+    assert sorted(path.name for path in (ROOT / "notebooks").glob("*.ipynb")) == sorted(NOTEBOOK_PARAMETERS)
