@@ -1,7 +1,7 @@
 """One training run: the run folder, its records and the loop over code lengths.
 
-The train notebook and the ``semicon-run`` command line drive this class; it
-keeps ``metrics.json`` current after every outer iteration and writes one
+The train notebook and the ``semicon-run`` command line drive this class. It
+rewrites ``metrics.json`` after every outer iteration and writes one
 checkpoint per finished (or interrupted) code length.
 """
 

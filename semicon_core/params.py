@@ -159,6 +159,7 @@ def validate(params: TrainParams) -> TrainParams:
         value = getattr(params, name)
         if value not in choices:
             raise ValueError(f"parameter {name}: must be one of {', '.join(choices)}, got {value!r}")
+
     positive_ints = ("max_iter", "max_epoch", "num_samples", "batch_size", "image_size", "eval_batch_size", "eval_every")
     for name in positive_ints:
         if getattr(params, name) < 1:
@@ -169,8 +170,10 @@ def validate(params: TrainParams) -> TrainParams:
     for name in ("momentum", "weight_decay", "num_workers"):
         if getattr(params, name) < 0:
             raise ValueError(f"parameter {name}: must be >= 0, got {getattr(params, name)!r}")
+
     if not 0 < params.lr_gamma <= 1:
         raise ValueError(f"parameter lr_gamma: must be in (0, 1], got {params.lr_gamma!r}")
+
     if not params.code_lengths:
         raise ValueError("parameter code_lengths: give at least one code length, e.g. [12, 24, 32, 48]")
     for k in params.code_lengths:
@@ -181,6 +184,7 @@ def validate(params: TrainParams) -> TrainParams:
             )
     if len(set(params.code_lengths)) != len(params.code_lengths):
         raise ValueError(f"parameter code_lengths: contains duplicates: {params.code_lengths}")
+
     if params.topk is not None and params.topk < 1:
         raise ValueError(f"parameter topk: must be a positive integer or None (whole ranking), got {params.topk!r}")
     if any(step < 1 for step in params.lr_step):

@@ -1,6 +1,6 @@
 """Run folders, checkpoints and JSON records.
 
-A run folder ``outputs/<dataset>/<run_name>/`` holds ``params.yaml``,
+A run folder ``outputs/<dataset>/<run_name>/`` contains ``params.yaml``,
 ``metrics.json``, one checkpoint per code length, figures and executed
 notebooks. Files are written atomically (temporary file, then rename), so an
 interrupted run keeps every file it finished.

@@ -94,8 +94,8 @@ def build_transform(kind: str, image_size: int, augmentation: str = "release") -
     """Return the transform for ``kind`` in {"train", "eval"}.
 
     ``augmentation="release"`` uses the release's RandomResizedCrop + flip for
-    training; ``"light"`` uses a milder crop (scale 0.6–1, aspect 3/4–4/3) and
-    no flip, for data such as text where a mirrored image is another class.
+    training. ``"light"`` uses a milder crop (scale 0.6–1, aspect 3/4–4/3) and
+    no flip, because in data such as text a mirrored image is another class.
     """
     if kind == "eval":
         return eval_transform(image_size)

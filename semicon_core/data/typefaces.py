@@ -106,9 +106,9 @@ def _load_font(file_name: str, size: int) -> ImageFont.FreeTypeFont:
 def render_word(word: str, font_file: str, image_size: int, rng: np.random.Generator) -> Image.Image:
     """Render ``word`` in one font as an ``image_size`` square RGB image.
 
-    The text height is 30–55 % of the image, shrunk until the word fits; it is
-    placed at a random position, rotated by at most 6 degrees, with dark ink on
-    a light background or the reverse, and a small grey-level jitter.
+    The font size is 30–55 % of the image side, shrunk until the word fits.
+    The word goes to a random position and is rotated by at most 6 degrees.
+    Ink and background are random grey levels, dark on light in 80 % of images.
     """
     scale = 4  # draw at 4x and downsample, so small images keep clean strokes
     canvas = image_size * scale
